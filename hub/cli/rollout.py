@@ -1,0 +1,3 @@
+"""orgcontain CLI: rollout commands (to be built)."""
+
+from __future__ import annotations
