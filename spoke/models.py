@@ -20,6 +20,12 @@ STATUS_TAG = "orgcontain:status"
 FINDING_TAG = "orgcontain:finding-id"
 QUARANTINED_AT_TAG = "orgcontain:quarantined-at"
 MODE_TAG = "orgcontain:mode"
+INSTANCE_TAG = "orgcontain:instance-id"
+# Per-ENI copy of the original groups on the instance (the ledger stays authoritative): lets a
+# fresh describe of an already-quarantined instance report the true originals, never our groups.
+ORIGINAL_GROUPS_TAG_PREFIX = "orgcontain:original-groups:"
+STATUS_QUARANTINED = "quarantined"
+STATUS_RELEASED = "released"
 QUARANTINE_GROUP_NAME = "orgcontain-quarantine"
 TRANSITION_GROUP_NAME = "orgcontain-transition"
 
@@ -68,12 +74,29 @@ class ConntrackTimeouts(_Model):
     udp: int | None = None
 
 
+# AWS limits for ConnectionTrackingSpecification (EC2 API reference "ConnectionTrackingConfiguration").
+CONNTRACK_MINIMUMS = ConntrackTimeouts(tcp_established=60, udp_stream=60, udp=30)
+CONNTRACK_DEFAULTS = ConntrackTimeouts(tcp_established=432_000, udp_stream=180, udp=30)
+
+EniFoundOn = Literal["original", "transition", "quarantine"]
+
+
 class EniState(_Model):
     eni_id: str
     device_index: int = 0
+    # The ENI's own groups before containment: never orgcontain's quarantine/transition groups.
     groups: tuple[str, ...]
     requester_managed: bool = False
+    # Timeouts before containment; None = never set (AWS defaults apply).
     conntrack: ConntrackTimeouts | None = None
+    # VPC of this ENI when it differs from the instance's (multi-VPC ENI attachments).
+    vpc_id: str | None = None
+    # Where containment last saw or left the ENI: "original" for an instance not yet touched;
+    # "quarantine" / "transition" once moved (a fresh describe of an already-contained instance says
+    # so too; ``groups`` then comes from the instance's original-groups tag, or is empty).
+    found_on: EniFoundOn = "original"
+    # Why containment could not move this ENI (e.g. requester-managed: UnauthorizedOperation).
+    not_modified: str | None = None
 
 
 class TargetRegistration(_Model):
@@ -104,6 +127,24 @@ class PreState(_Model):
     disable_api_termination: bool | None = None
     shutdown_behavior: str | None = None
     tags: dict[str, str] = {}
+    # Filled by isolate() after the network step (what release needs beyond the describe).
+    instance_profile_association_id: str | None = None
+    # How isolate() took the instance out of its Auto Scaling group (None: it did not).
+    autoscaling_action: Literal["standby", "detach"] | None = None
+    # Steps whose original values isolate() has read after the network step (attributes, profile
+    # association, load balancers). A resume never re-reads them: they would show quarantined values.
+    discovered: tuple[str, ...] = ()
+    # True once every enabled step's values are discovered (the pre-state handed to ``checkpoint``).
+    complete: bool = False
+    # Containment steps completed (done / already / skipped) as of the checkpoint or result that
+    # carried this pre-state. A resume skips them; with "network" among them it re-describes first.
+    steps_completed: tuple[str, ...] = ()
+
+    @property
+    def vpc_ids(self) -> tuple[str, ...]:
+        """Every VPC the instance's ENIs live in (the instance's first)."""
+        seen = dict.fromkeys([self.vpc_id, *(e.vpc_id or self.vpc_id for e in self.enis)])
+        return tuple(v for v in seen if v)
 
 
 class StepStatus(StrEnum):
@@ -140,6 +181,18 @@ class IsolationResult(_Model):
     snapshot_ids: tuple[str, ...] = ()
     network_isolated_at: datetime | None = None
     detail: str = ""
+    # ENIs left on their own groups (requester-managed or not modifiable): partly contained.
+    enis_not_isolated: tuple[str, ...] = ()
+
+    def step(self, name: str) -> StepOutcome | None:
+        """The outcome of step ``name`` (None when the run never reached it)."""
+        return next((s for s in self.steps if s.step == name), None)
+
+    @property
+    def failed_steps(self) -> tuple[str, ...]:
+        """Steps that failed: a retry with ``pre_state`` can complete them. A ``partial`` result
+        without any is final (ENIs AWS will not let this account modify stay as they are)."""
+        return tuple(s.step for s in self.steps if s.status == StepStatus.FAILED)
 
 
 class ReleaseStatus(StrEnum):
@@ -153,3 +206,6 @@ class ReleaseResult(_Model):
     status: ReleaseStatus
     steps: tuple[StepOutcome, ...] = ()
     detail: str = ""
+
+    def step(self, name: str) -> StepOutcome | None:
+        return next((s for s in self.steps if s.step == name), None)
