@@ -1,0 +1,335 @@
+"""Throughput and peak memory of ``orgcontain simulate`` on N generated findings (JSON Lines).
+
+The findings are built from the real GuardDuty samples in ``tests/fixtures/guardduty/`` (their
+full bodies, 1.6-4.8 KB compact), varied the way an organization's feed varies: many accounts
+(a few noisy ones), several regions (some not covered), EC2 and non-EC2 types, a realistic
+severity mix, repeat instances, instance tags (a few ``orgcontain:mode`` exemptions), a few
+archived and sample findings, 30 % wrapped in EventBridge envelopes, one line in a thousand
+malformed.
+
+Two measurements, each in a fresh child process so that its peak RSS is its own:
+
+- ``engine``: ``hub.simulate.simulate`` writing every ``--json`` row to /dev/null, timed around the
+  loop: ``findings_per_s`` is per CPU-second (one core's throughput, whatever else the machine
+  runs), ``wall_findings_per_s`` per wall-clock second; ``peak_rss_mb`` is that process's peak;
+- ``cli``: the real command ``orgcontain simulate --config ... --org ... --json FILE > /dev/null``,
+  wall time from process start (interpreter and imports included).
+
+    python benchmarks/simulate_bench.py [N] [--baseline]   # default 100000; prints JSON
+
+``run(n)`` returns ``{"findings": n, "findings_per_s": ..., "peak_rss_mb": ..., ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "guardduty"
+CONFIG = ROOT / "config" / "orgcontain.yaml"
+
+# Real EC2 finding types (GuardDuty UG "GuardDuty EC2 finding types"), weighted by how often a
+# typical feed shows them: scans and brute force dominate, C&C and mining are rarer.
+EC2_TYPES = [
+    ("Recon:EC2/PortProbeUnprotectedPort", 25),
+    ("UnauthorizedAccess:EC2/SSHBruteForce", 15),
+    ("UnauthorizedAccess:EC2/RDPBruteForce", 6),
+    ("Recon:EC2/Portscan", 5),
+    ("UnauthorizedAccess:EC2/TorClient", 4),
+    ("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom", 4),
+    ("CryptoCurrency:EC2/BitcoinTool.B!DNS", 4),
+    ("CryptoCurrency:EC2/BitcoinTool.B", 2),
+    ("Backdoor:EC2/C&CActivity.B!DNS", 3),
+    ("Backdoor:EC2/C&CActivity.B", 2),
+    ("Trojan:EC2/DNSDataExfiltration", 2),
+    ("Trojan:EC2/DropPoint!DNS", 2),
+    ("Trojan:EC2/DGADomainRequest.B", 2),
+    ("Impact:EC2/WinRMBruteForce", 2),
+    ("Impact:EC2/PortSweep", 2),
+    ("Backdoor:EC2/DenialOfService.Tcp", 1),
+    ("Backdoor:EC2/Spambot", 1),
+    ("UnauthorizedAccess:EC2/TorRelay", 1),
+    ("Canary:EC2/Stateless.IntegTest", 1),
+]
+REGIONS = [
+    ("us-east-1", 45),
+    ("eu-west-1", 30),
+    ("us-west-2", 10),  # not in config/orgcontain.yaml's regions: region-not-covered
+    ("eu-central-1", 8),
+    ("ap-southeast-2", 7),
+]
+SEVERITIES = [(2.0, 30), (3.0, 5), (5.0, 25), (5.5, 5), (6.0, 5), (7.0, 8), (8.0, 15), (8.5, 4), (9.0, 3)]
+TAG_KEYS = ["Name", "env", "team", "cost-center", "app", "owner", "aws:autoscaling:groupName", "backup"]
+MODE_TAG_VALUES = ["notify", "off", "dry-run", "Notify", "disabled"]
+ADMIN_ACCOUNT = "222222222222"
+OVERRIDE_OU = "ou-exam-ple11111"  # dry-run in config/orgcontain.yaml
+OVERRIDE_ACCOUNTS = ["333333333333", "444444444444"]  # notify / off in config/orgcontain.yaml
+
+
+def _templates() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Camel-case findings from the fixtures: (instance findings, other findings)."""
+    from pydantic import ValidationError
+
+    from hub.models import Finding
+
+    instance: list[dict[str, Any]] = []
+    other: list[dict[str, Any]] = []
+    for path in sorted(FIXTURES.glob("*.json")):
+        data = json.loads(path.read_text())
+        detail = data.get("detail", data)
+        try:
+            finding = Finding.model_validate(detail)
+        except ValidationError:
+            continue  # ASFF, PascalCase, MozDef-normalised, masked ids: not event-shaped
+        if len(json.dumps(detail, separators=(",", ":"))) > 5000:
+            continue  # keep findings in the 2-4 KB band on average
+        (instance if finding.is_instance_finding else other).append(detail)
+    return instance, other
+
+
+def _weighted(rng: random.Random, pairs: list[tuple[Any, int]]) -> Any:
+    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+
+
+def generate(path: Path, n: int, seed: int = 7) -> dict[str, Any]:
+    """Write ``n`` findings as JSON Lines to ``path`` and ORG.json next to it; return stats."""
+    rng = random.Random(seed)
+    instance_templates, other_templates = _templates()
+    accounts = [f"{rng.randrange(10**11, 10**12)}" for _ in range(500)] + OVERRIDE_ACCOUNTS
+    # A few accounts are far noisier than the rest (Zipf-like), as in a real organization.
+    account_weights = [1.0 / (i + 1) ** 0.8 for i in range(len(accounts))]
+    instances = [f"i-{rng.getrandbits(68):017x}"[:19] for _ in range(20_000)]
+    detectors = {a: f"{rng.getrandbits(128):032x}" for a in accounts}
+    ec2_types = [t for t, _ in EC2_TYPES]
+    ec2_weights = [w for _, w in EC2_TYPES]
+
+    org = {
+        a: ["r-ab12", "ou-ab12-workload1", *([OVERRIDE_OU] if i % 3 == 0 else [])]
+        for i, a in enumerate(accounts)
+    }
+    (path.parent / "org.json").write_text(json.dumps(org))
+
+    total_bytes = 0
+    with path.open("w", encoding="utf-8") as out:
+        for _ in range(n):
+            is_instance = rng.random() < 0.75
+            template = rng.choice(instance_templates if is_instance else other_templates)
+            account = rng.choices(accounts, weights=account_weights)[0]
+            region = _weighted(rng, REGIONS)
+            fid = f"{rng.getrandbits(128):032x}"
+            finding = dict(template)
+            finding["accountId"] = account
+            finding["region"] = region
+            finding["id"] = fid
+            detector = detectors[account]
+            finding["arn"] = f"arn:aws:guardduty:{region}:{account}:detector/{detector}/finding/{fid}"
+            severity = _weighted(rng, SEVERITIES)
+            if finding["type"].startswith("AttackSequence:"):
+                severity = 9.0
+            finding["severity"] = severity
+            resource = dict(finding["resource"])
+            if is_instance:
+                finding["type"] = rng.choices(ec2_types, weights=ec2_weights)[0]
+                details = dict(resource["instanceDetails"])
+                details["instanceId"] = rng.choice(instances)
+                tags = [
+                    {"key": k, "value": f"{k}-{rng.randrange(50)}"}
+                    for k in rng.sample(TAG_KEYS, rng.randrange(1, 7))
+                ]
+                if rng.random() < 0.03:
+                    tags.append({"key": "orgcontain:mode", "value": rng.choice(MODE_TAG_VALUES)})
+                details["tags"] = tags
+                resource["instanceDetails"] = details
+            finding["resource"] = resource
+            service = dict(finding.get("service") or {})
+            service["count"] = rng.randrange(1, 500)
+            service["archived"] = rng.random() < 0.02
+            # Real feeds carry few samples: drop the sample flag from all but 2 %.
+            if rng.random() >= 0.02:
+                service["additionalInfo"] = {"value": '{"unusual":{}}', "type": "default"}
+            finding["service"] = service
+            if rng.random() < 0.001:
+                finding["accountId"] = "XXXXXXXXXXXX"  # masked: malformed, reported with its line
+            record: dict[str, Any] = finding
+            if rng.random() < 0.30:
+                record = {
+                    "version": "0",
+                    "id": f"{rng.getrandbits(128):032x}",
+                    "detail-type": "GuardDuty Finding",
+                    "source": "aws.guardduty",
+                    "account": ADMIN_ACCOUNT,
+                    "time": "2025-06-01T12:00:00Z",
+                    "region": region,
+                    "resources": [],
+                    "detail": finding,
+                }
+            line = json.dumps(record, separators=(",", ":")) + "\n"
+            total_bytes += len(line)
+            out.write(line)
+    return {"input_mb": round(total_bytes / 1e6, 1), "mean_finding_bytes": round(total_bytes / max(n, 1))}
+
+
+def _child_engine(jsonl: str, org_path: str) -> None:
+    """Runs in a fresh process: the engine loop alone, as ``--json`` runs it."""
+    from hub.config import load_config_file
+    from hub.simulate import discover, load_org_map, simulate, write_rows
+
+    config = load_config_file(CONFIG)
+    org = load_org_map(org_path)
+    with open(os.devnull, "w") as sink:
+        summary = simulate(discover([jsonl]), config, org, on_outcome=write_rows(sink))
+    print(
+        json.dumps(
+            {
+                "findings": summary.findings,
+                "malformed": summary.malformed,
+                "seconds": summary.seconds,
+                "cpu_seconds": summary.cpu_seconds,
+                "decisions": dict(summary.decisions),
+            }
+        )
+    )
+
+
+def _child_baseline(jsonl: str, org_path: str) -> None:
+    """The straightforward version, for scale: decode every line with ``json.loads`` into memory,
+    validate the dicts, decide, build every row with ``json.dumps``, then print."""
+    from hub.config import load_config_file
+    from hub.models import Finding
+    from hub.policy import decide
+
+    config = load_config_file(CONFIG)
+    org = json.loads(Path(org_path).read_text())
+    started, cpu = time.perf_counter(), time.process_time()
+    with open(jsonl, "rb") as fh:
+        docs = [json.loads(raw) for raw in fh]
+    findings = []
+    for doc in docs:
+        with contextlib.suppress(ValueError):  # the malformed lines
+            findings.append(Finding.model_validate(doc.get("detail", doc)))
+    rows = []
+    for f in findings:
+        pd = decide(f, config, org.get(f.account_id, ()))
+        rows.append(
+            json.dumps(
+                {
+                    "finding_id": f.id,
+                    "account_id": f.account_id,
+                    "region": f.region,
+                    "instance_id": f.instance_id,
+                    "type": f.type,
+                    "severity": f.severity,
+                    "decision": pd.decision.value,
+                    "reason": pd.reason,
+                }
+            )
+        )
+    with open(os.devnull, "w") as sink:
+        sink.write("\n".join(rows))
+    print(
+        json.dumps(
+            {
+                "findings": len(findings),
+                "seconds": time.perf_counter() - started,
+                "cpu_seconds": time.process_time() - cpu,
+            }
+        )
+    )
+
+
+def _run_child(args: list[str], stdout: Any) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit code) of one child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.stderr is not None:
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{args[1:3]} exited {proc.returncode}: {err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, proc.returncode  # ru_maxrss is KiB on Linux
+
+
+def run(n: int, *, baseline: bool = False) -> dict[str, Any]:
+    """Generate ``n`` findings, simulate them, and measure findings/s and peak RSS.
+
+    ``baseline`` also times the straightforward version (everything decoded into memory) on the
+    same input, to put the figures in scale on this machine; it needs about 20 KB per finding.
+    """
+    with tempfile.TemporaryDirectory(prefix="orgcontain-simbench-") as tmp:
+        jsonl = Path(tmp) / "findings.jsonl"
+        org_path = Path(tmp) / "org.json"
+        stats = generate(jsonl, n)
+
+        with tempfile.TemporaryFile() as out:
+            _engine_wall, engine_rss, _ = _run_child(
+                [sys.executable, __file__, "--child-engine", str(jsonl), str(org_path)], out
+            )
+            out.seek(0)
+            engine = json.loads(out.read())
+        with open(os.devnull, "w") as sink:
+            cli_wall, cli_rss, _ = _run_child(
+                [
+                    sys.executable,
+                    "-c",
+                    "from hub.cli import main; main()",
+                    "simulate",
+                    "--config",
+                    str(CONFIG),
+                    "--org",
+                    str(org_path),
+                    "--json",
+                    "--no-progress",
+                    str(jsonl),
+                ],
+                sink,
+            )
+        extra: dict[str, Any] = {}
+        if baseline:
+            with tempfile.TemporaryFile() as out:
+                _wall, base_rss, _ = _run_child(
+                    [sys.executable, __file__, "--child-baseline", str(jsonl), str(org_path)], out
+                )
+                out.seek(0)
+                base = json.loads(out.read())
+            extra = {
+                "baseline_findings_per_s": round(base["findings"] / base["cpu_seconds"]),
+                "baseline_peak_rss_mb": round(base_rss, 1),
+            }
+    return {
+        "findings": n,
+        # Per CPU-second of the (single-threaded) simulating process: one core's throughput,
+        # unaffected by whatever else the machine runs. The wall-clock rate is next to it.
+        "findings_per_s": round(engine["findings"] / engine["cpu_seconds"]),
+        "peak_rss_mb": round(engine_rss, 1),
+        "wall_findings_per_s": round(engine["findings"] / engine["seconds"]),
+        "malformed": engine["malformed"],
+        "decisions": engine["decisions"],
+        "cli_seconds": round(cli_wall, 2),
+        "cli_findings_per_s": round(n / cli_wall),
+        "cli_peak_rss_mb": round(cli_rss, 1),
+        **stats,
+        **extra,
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-engine":
+        _child_engine(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-baseline":
+        _child_baseline(sys.argv[2], sys.argv[3])
+    else:
+        args = [a for a in sys.argv[1:] if a != "--baseline"]
+        count = int(args[0]) if args else 100_000
+        print(json.dumps(run(count, baseline="--baseline" in sys.argv), indent=2))
