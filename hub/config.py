@@ -139,7 +139,7 @@ class Breaker(_Strict):
 
 class Response(_Strict):
     mode: Mode = Mode.ISOLATE
-    min_severity: Annotated[float, Field(ge=0.0, le=10.0)] = 7.0
+    min_severity: Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)] = 7.0
     finding_types: FindingTypes = FindingTypes()
     sever_tracked_connections: bool = True
     snapshot_volumes: bool = True

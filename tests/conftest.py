@@ -39,6 +39,9 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "orgcontain")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "OrgContain")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    # Wide enough that rich never wraps an error line (tests match paths in it).
+    monkeypatch.setenv("COLUMNS", "250")
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 stderr = Console(stderr=True)
 
@@ -30,6 +31,12 @@ ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Config file (YAM
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 1 (no traceback)."""
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear line on stderr and exit (1: failure, 2: usage). Works under CliRunner too."""
+    stderr.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @dataclass(frozen=True)

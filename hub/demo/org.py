@@ -4,14 +4,17 @@ Everything here talks to moto through real boto3 clients, and every member-accou
 built through an assumed role, as the hub itself reaches member accounts. Call only inside an
 active ``moto.mock_aws()`` (or against a moto server through ``endpoint_url``).
 
-Two moto gaps are patched here, both documented in docs/moto.md:
+Three moto gaps are patched here, all documented in docs/moto.md:
 - delivered EventBridge events lack the envelope ``account``;
-- Organizations refuses the StackSets service principal as a delegated administrator.
+- Organizations refuses the StackSets service principal as a delegated administrator;
+- CloudFormation cannot read an ``EventPattern`` written as a JSON string (AWS accepts it, and our
+  templates need it: a ``Ref`` to a Number parameter is a string, so ``!Sub`` writes the threshold).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -41,14 +44,32 @@ def fake_credentials() -> None:
     os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    # moto otherwise loads ~1,300 AMIs per account and region (and again at teardown): the tests
+    # and the demo run about twice as fast without them. Any AMI id is accepted by run_instances.
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 def patch_moto() -> None:
-    """Work around two moto 5.2 gaps (idempotent)."""
+    """Work around three moto 5.2 gaps (idempotent)."""
+    from moto.events import models as events_models
     from moto.events.utils import EventTemplateParser
     from moto.organizations import models as org_models
 
     with _patch_lock:
+        rule = events_models.Rule
+        if not getattr(rule, "_orgcontain_string_patterns", False):
+            original = rule.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+            def create(
+                cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+            ) -> Any:
+                props = cloudformation_json.get("Properties", {})
+                if isinstance(props.get("EventPattern"), str):
+                    props["EventPattern"] = json.loads(props["EventPattern"])
+                return original(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+            rule.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
+            rule._orgcontain_string_patterns = True  # type: ignore[attr-defined]
         template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
         if '"account"' not in template:
             EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
