@@ -937,11 +937,9 @@ def _prepare_groups(clients: SpokeClients, plan: Any, cache: GroupCache, vpcs: t
     Its outcome is not kept: spoke.isolate runs the step again and then finds the ids cached (or,
     if this failed, does the work itself and records any error).
     """
-    from spoke.steps.base import IsolateRun
-    from spoke.steps.network import SecurityGroups
+    from spoke.isolate import prepare_groups
 
-    run = IsolateRun(clients, plan=plan, groups=cache)
-    run.attempt(SecurityGroups.name, lambda: SecurityGroups.isolate(run, vpcs))
+    prepare_groups(clients, plan, vpcs, cache)
 
 
 def _wait(fut: Future[None] | None) -> None:

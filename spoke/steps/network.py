@@ -14,6 +14,8 @@ Speed matters here, so the order is deliberate (docs/containment.md, "Critical p
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -175,7 +177,8 @@ class Network(Step):
         unmoved: list[str] = []
         gone: list[str] = []
         would: list[str] = []
-        refreshed: set[str] = set()
+        failures: list[tuple[str, str]] = []  # (detail, error code) of ENIs that stop the step
+        todo: list[tuple[str, str]] = []  # (eni id, vpc) to swap
         for listed in run.s.enis:
             if listed.requester_managed or listed.not_modified:
                 unmoved.append(f"{listed.eni_id} ({listed.not_modified or 'requester-managed'})")
@@ -189,44 +192,57 @@ class Network(Step):
             _set_eni(run, eni)
             if eni.found_on == "quarantine":
                 already.append(eni.eni_id)
-                continue
-            if run.dry_run:
+            elif run.dry_run:
                 via = f" via {vg.transition_id}" if _via_transition(run, eni, vg) else ""
                 would.append(f"{eni.eni_id} {list(eni.groups)} -> {vg.quarantine_id}{via}")
-                continue
-            while True:
-                try:
-                    cls._swap(run, _current(run, eni.eni_id), run.vpc_groups[vpc])
-                    moved.append(eni.eni_id)
-                    break
-                except ClientError as exc:
-                    code = error_code(exc)
-                    if code == "InvalidGroup.NotFound" and vpc not in refreshed:
-                        # A cached group was deleted: look the VPC's groups up again (or recreate
-                        # them) and try this ENI once more.
-                        refreshed.add(vpc)
-                        assert run.groups is not None
-                        run.groups.invalidate(vpc)
-                        run.vpc_groups.pop(vpc, None)
-                        run.attempt(
-                            SecurityGroups.name, partial(SecurityGroups.isolate, run, (vpc,), use_cache=False)
-                        )
-                        if vpc in run.vpc_groups:
-                            continue
-                    if code in NOT_MODIFIABLE:
-                        _set_eni(run, _current(run, eni.eni_id).model_copy(update={"not_modified": code}))
-                        unmoved.append(f"{eni.eni_id} ({code})")
-                    elif code == ENI_GONE:
-                        gone.append(eni.eni_id)
-                    else:
-                        # Stop: the hub retries the whole containment soon; carrying on into a
-                        # throttled API only drains the bucket further.
-                        on = _current(run, eni.eni_id).found_on
-                        where = "LEFT ON THE TRANSITION GROUP" if on == "transition" else "unchanged"
-                        run.record(cls.name, FAILED, f"{eni.eni_id} {where}: {exc}", code)
-                        return
-                    break
+            else:
+                todo.append((eni.eni_id, vpc))
+        refreshed: set[str] = set()
+        while todo:
+            # Every ENI at once, each its two calls back to back: the instance is contained in two
+            # round trips whatever its ENI count (docs/containment.md, "The critical path").
+            results = _swap_all(run, [(_current(run, e), run.vpc_groups[vpc]) for e, vpc in todo])
+            retry: list[tuple[str, str]] = []
+            for (eni_id, vpc), (on, exc) in zip(todo, results, strict=True):
+                if on != _current(run, eni_id).found_on:
+                    _set_eni(run, _current(run, eni_id).model_copy(update={"found_on": on}))
+                if exc is None:
+                    moved.append(eni_id)
+                    continue
+                code = error_code(exc)
+                if code == "InvalidGroup.NotFound" and vpc not in refreshed:
+                    retry.append((eni_id, vpc))  # a cached group was deleted: looked up again below
+                elif code in NOT_MODIFIABLE:
+                    _set_eni(run, _current(run, eni_id).model_copy(update={"not_modified": code}))
+                    unmoved.append(f"{eni_id} ({code})")
+                elif code == ENI_GONE:
+                    gone.append(eni_id)
+                else:
+                    where = "LEFT ON THE TRANSITION GROUP" if on == "transition" else "unchanged"
+                    failures.append((f"{eni_id} {where}: {exc}", code))
+            todo = []
+            for vpc in dict.fromkeys(v for _, v in retry):
+                # Look the VPC's groups up again (or recreate them), then try its ENIs once more.
+                refreshed.add(vpc)
+                assert run.groups is not None
+                run.groups.invalidate(vpc)
+                run.vpc_groups.pop(vpc, None)
+                run.attempt(
+                    SecurityGroups.name, partial(SecurityGroups.isolate, run, (vpc,), use_cache=False)
+                )
+            for eni_id, vpc in retry:
+                if vpc in run.vpc_groups:
+                    todo.append((eni_id, vpc))
+                else:
+                    failures.append(
+                        (f"{eni_id} unchanged: no usable quarantine group in {vpc}", "InvalidGroup.NotFound")
+                    )
         run.update(enis=tuple(e for e in run.s.enis if e.eni_id not in gone))
+        if failures:
+            # Stop: the hub retries the whole containment soon; carrying on into a throttled API
+            # only drains the bucket further.
+            run.record(cls.name, FAILED, "; ".join(d for d, _ in failures), failures[0][1])
+            return
         if run.dry_run:
             run.record(
                 cls.name, WOULD if would else ALREADY, "; ".join(would) or "every ENI already quarantined"
@@ -245,18 +261,6 @@ class Network(Step):
         run.swapped_enis = tuple(moved)
         run.network_isolated_at = datetime.now(UTC)
         run.record(cls.name, DONE if moved else ALREADY, detail)
-
-    @classmethod
-    def _swap(cls, run: IsolateRun, eni: EniState, vg: VpcGroups) -> None:
-        ec2 = run.clients.ec2
-        if _via_transition(run, eni, vg):
-            assert vg.transition_id is not None
-            ec2.modify_network_interface_attribute(NetworkInterfaceId=eni.eni_id, Groups=[vg.transition_id])
-            eni = eni.model_copy(update={"found_on": "transition"})
-            _set_eni(run, eni)
-        # At once: between the two calls the ENI accepts all traffic.
-        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni.eni_id, Groups=[vg.quarantine_id])
-        _set_eni(run, eni.model_copy(update={"found_on": "quarantine"}))
 
     @classmethod
     def restore(cls, run: ReleaseRun) -> None:
@@ -302,6 +306,46 @@ class Network(Step):
             run.record(cls.name, FAILED, detail, codes[0])
         else:
             run.record(cls.name, DONE if restored else ALREADY, detail)
+
+
+# ENIs swapped at once for one instance (the largest types take 15 or more; the
+# ModifyNetworkInterfaceAttribute bucket holds 100 tokens per account and region).
+MAX_PARALLEL_SWAPS = 8
+
+
+def _swap_all(
+    run: IsolateRun, enis: list[tuple[EniState, VpcGroups]]
+) -> list[tuple[str, ClientError | None]]:
+    """Swap every ENI concurrently; per ENI: (where it was left, the AWS error or None).
+
+    Workers only make the calls; the caller updates the run's state from their results.
+    """
+    ec2 = run.clients.ec2
+    jobs = [(eni.eni_id, _via_transition(run, eni, vg), eni.found_on, vg) for eni, vg in enis]
+    if len(jobs) == 1:
+        return [_swap_one(ec2, *jobs[0])]
+    with ThreadPoolExecutor(
+        max_workers=min(MAX_PARALLEL_SWAPS, len(jobs)), thread_name_prefix="orgcontain-swap"
+    ) as pool:
+        # Each worker runs in a copy of the caller's context (CURRENT_STEP attributes its calls).
+        contexts = [contextvars.copy_context() for _ in jobs]
+        return list(pool.map(lambda ctx, job: ctx.run(_swap_one, ec2, *job), contexts, jobs))
+
+
+def _swap_one(
+    ec2: EC2Client, eni_id: str, via_transition: bool, found_on: str, vg: VpcGroups
+) -> tuple[str, ClientError | None]:
+    on = found_on
+    try:
+        if via_transition:
+            assert vg.transition_id is not None
+            ec2.modify_network_interface_attribute(NetworkInterfaceId=eni_id, Groups=[vg.transition_id])
+            on = "transition"
+        # At once: between the two calls the ENI accepts all traffic.
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni_id, Groups=[vg.quarantine_id])
+        return "quarantine", None
+    except ClientError as exc:
+        return on, exc
 
 
 def _current(run: IsolateRun, eni_id: str) -> EniState:
