@@ -324,6 +324,22 @@ def run(n: int, *, baseline: bool = False) -> dict[str, Any]:
     }
 
 
+def report(fig: dict[str, Any]) -> list[str]:
+    lines = [
+        f"6. simulate: {fig['findings']:,} findings ({fig['input_mb']} MB JSON Lines): "
+        f"{fig['findings_per_s']:,} findings/s per CPU-second (target >= 40,000 on one core), "
+        f"{fig['wall_findings_per_s']:,}/s wall, peak RSS {fig['peak_rss_mb']:.0f} MB (target < 200 MB)",
+        f"   the CLI end to end (interpreter, imports, --json to /dev/null): {fig['cli_seconds']:.1f} s, "
+        f"{fig['cli_findings_per_s']:,} findings/s, peak RSS {fig['cli_peak_rss_mb']:.0f} MB",
+    ]
+    if "baseline_findings_per_s" in fig:
+        lines.append(
+            f"   naive version (json.loads everything into memory): {fig['baseline_findings_per_s']:,}/s, "
+            f"peak RSS {fig['baseline_peak_rss_mb']:.0f} MB"
+        )
+    return lines
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child-engine":
         _child_engine(sys.argv[2], sys.argv[3])

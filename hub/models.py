@@ -112,10 +112,10 @@ class Finding(_Lenient):
     arn: str
     type: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     severity: Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False, strict=True)]
-    created_at: str | None = Field(default=None, alias="createdAt")
+    # Not modelled, though GuardDuty sends them: ``description`` (long prose) and ``createdAt``;
+    # nothing reads them, and every field costs simulate's hot path (issue #8).
     updated_at: str | None = Field(default=None, alias="updatedAt")
     title: str = ""
-    description: str = ""
     resource: Resource
     service: Service
 
@@ -182,7 +182,8 @@ class Finding(_Lenient):
                     decoded = None
                 if isinstance(decoded, dict) and decoded.get("sample") is True:
                     return True
-        return self.title.lstrip().upper().startswith(SAMPLE_TITLE_PREFIX)
+        # Only the title's first characters matter: upper-casing the whole title costs more.
+        return self.title.lstrip()[: len(SAMPLE_TITLE_PREFIX)].upper() == SAMPLE_TITLE_PREFIX
 
     @property
     def instance_tags(self) -> dict[str, str]:

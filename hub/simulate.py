@@ -44,10 +44,10 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.config import ACCOUNT_ID_RE, OU_ID_RE, OrgContainConfig
-from hub.models import FINDING_DETAIL_TYPE, GUARDDUTY_SOURCE, Decision, Finding, GuardDutyEvent
+from hub.models import FINDING_DETAIL_TYPE, GUARDDUTY_SOURCE, Decision, Finding
 
 INPUT_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 JSON_LINES_SUFFIXES = frozenset({".jsonl", ".ndjson"})
@@ -346,6 +346,17 @@ def _read_stream(fh: IO[bytes], name: str, json_lines: bool | None) -> Iterator[
         yield from read_document(head + fh.read(), name)
 
 
+class _FastEvent(BaseModel):
+    """An EventBridge event on the fast path: only what simulate checks (the rest of the envelope
+    is the hub's trust check, not the policy's) and the finding."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    detail: Finding
+
+
 def _read_json_lines(lines: Iterable[bytes], name: str, start: int) -> Iterator[Item]:
     """The hot path: one raw line -> one validated Finding, no Python-level JSON decoding.
 
@@ -354,7 +365,7 @@ def _read_json_lines(lines: Iterable[bytes], name: str, start: int) -> Iterator[
     """
     # The validators themselves: ``model_validate_json`` adds a Python-level call per line.
     validate_finding = Finding.__pydantic_validator__.validate_json
-    validate_event = GuardDutyEvent.__pydantic_validator__.validate_json
+    validate_event = _FastEvent.__pydantic_validator__.validate_json
     lineno = start - 1
     for raw in lines:
         lineno += 1
@@ -582,24 +593,50 @@ def _row_tail(o: Outcome) -> str:
 class RowWriter:
     """An ``on_outcome`` that writes one JSON line per finding (the ``--json`` output).
 
-    The second half of a row (type, severity, decision, reason) repeats across a feed, so it is
-    formatted once per distinct combination and reused.
+    Rows repeat a lot across a feed: the account and region part, and the second half (type,
+    severity, decision, reason), are formatted once per distinct value and reused; only the
+    finding and instance ids are encoded per row. ``simulate`` calls :meth:`row` directly.
     """
 
-    __slots__ = ("_tails", "_write")
+    __slots__ = ("_middles", "_tails", "_write")
 
     def __init__(self, out: io.TextIOBase | IO[str]) -> None:
         self._write = out.write
+        self._middles: dict[tuple[str, str], str] = {}
         self._tails: dict[tuple[str, float, str, str], str] = {}
 
     def __call__(self, o: Outcome) -> None:
-        key = (o[4], o[5], o[6], o[7])
+        self.row(*o)
+
+    def row(
+        self,
+        finding_id: str,
+        account_id: str,
+        region: str,
+        instance_id: str | None,
+        finding_type: str,
+        severity: float,
+        decision: str,
+        reason: str,
+    ) -> None:
+        middle = self._middles.get((account_id, region))
+        if middle is None:
+            enc = encode_basestring
+            middle = f', "account_id": {enc(account_id)}, "region": {enc(region)}, "instance_id": '
+            if len(self._middles) < 65536:
+                self._middles[(account_id, region)] = middle
+        key = (finding_type, severity, decision, reason)
         tail = self._tails.get(key)
         if tail is None:
-            tail = _row_tail(o)
+            enc = encode_basestring
+            tail = (
+                f', "type": {enc(finding_type)}, "severity": {severity!r}, '
+                f'"decision": {enc(decision)}, "reason": {enc(reason)}}}\n'
+            )
             if len(self._tails) < 65536:
                 self._tails[key] = tail
-        self._write(_row_head(o) + tail)
+        instance = "null" if instance_id is None else encode_basestring(instance_id)
+        self._write(f'{{"finding_id": {encode_basestring(finding_id)}{middle}{instance}{tail}')
 
 
 @dataclass
@@ -702,6 +739,7 @@ def simulate(
     from hub.policy import decide  # the one implementation of the decision
 
     org_get = (org or {}).get
+    writer = on_outcome if type(on_outcome) is RowWriter else None
     summary = summary or Summary()
     counts = summary.counts
     count = counts.get
@@ -723,25 +761,26 @@ def simulate(
                     on_malformed(item)
                 continue
             f: Finding = item  # type: ignore[assignment]
-            pd = decide(f, config, org_get(f.account_id, no_ous))
+            account = f.account_id
+            pd = decide(f, config, org_get(account, no_ous))
+            decision, reason, ids = pd.decision, pd.reason, pd.instance_ids
             # The instance the decision is about: the finding's own, or the one instance an
             # attack sequence names (several: none singled out).
-            ids = pd.instance_ids
-            outcome = Outcome(
-                f.id,
-                f.account_id,
-                f.region,
-                (ids[0] if len(ids) == 1 else None) if ids else f.instance_id,
-                f.type,
-                f.severity,
-                pd.decision,
-                pd.reason,
-            )
+            instance = (ids[0] if len(ids) == 1 else None) if ids else f.instance_id
             # Summary.add, inlined: this loop runs once per finding.
             findings += 1
-            key = (outcome[6], outcome[7], outcome[1], outcome[4])
+            key = (decision, reason, account, f.type)
             counts[key] = count(key, 0) + 1
-            if outcome[6] == _ISOLATED:
+            if writer is not None:
+                # The --json writer, without building an Outcome first (most rows need none).
+                writer.row(f.id, account, f.region, instance, f.type, f.severity, decision, reason)
+                if decision == _ISOLATED:
+                    summary.add_isolated(
+                        Outcome(f.id, account, f.region, instance, f.type, f.severity, decision, reason)
+                    )
+                continue
+            outcome = Outcome(f.id, account, f.region, instance, f.type, f.severity, decision, reason)
+            if decision == _ISOLATED:
                 summary.add_isolated(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
