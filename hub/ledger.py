@@ -306,7 +306,7 @@ class DecisionRecord:
         if self.severity is not None:
             item["severity"] = _n(self.severity)
         if self.data:
-            item["data"] = _s(json.dumps(self.data, default=str)[:300_000])
+            item["data"] = _s(_bounded_json(self.data))
         return item
 
     @classmethod
@@ -342,6 +342,20 @@ class Prefetch:
     incident: Incident | None
     breaker: BreakerState
     finding_released: bool
+
+
+# A DynamoDB item holds at most 400 KB; the decision's data (the step list, the pre-state) stays well
+# under that, but a record must never fail to be written for its size.
+DATA_MAX_CHARS = 300_000
+
+
+def _bounded_json(data: Mapping[str, Any]) -> str:
+    """``data`` as JSON, or, past DATA_MAX_CHARS, a valid JSON stand-in saying what was cut (a cut
+    string would not parse, and the record could then never be read back)."""
+    text = json.dumps(data, default=str)
+    if len(text) <= DATA_MAX_CHARS:
+        return text
+    return json.dumps({"truncated": True, "chars": len(text), "head": text[: DATA_MAX_CHARS - 1000]})
 
 
 class LockConflict(Exception):

@@ -52,7 +52,7 @@ from hub.plan import build_plan
 from hub.runtime import ConfigUnavailable, RuntimeConfig
 from hub.session import SpokeAccessDenied, SpokeSessions
 from hub.telemetry import Telemetry
-from hub.trust import check_event, membership_rejection
+from hub.trust import HINT_MAX, check_event, membership_rejection
 
 if TYPE_CHECKING:
     from hub.notify import Notifier
@@ -237,8 +237,13 @@ class Responder:
             "malformed-event",
             delivery_id,
             attempt=attempt,
-            event_id=envelope.id if envelope is not None else hints.get("event_id"),
-            event_account=envelope.account if envelope is not None else hints.get("event_account"),
+            # Bounded like the hints: the event id keys the decision record of an event without a
+            # finding (DynamoDB refuses a partition key over 2048 bytes), so an event with a huge id
+            # would otherwise never be recorded and be retried to the DLQ instead of rejected.
+            event_id=envelope.id[:HINT_MAX] if envelope is not None else hints.get("event_id"),
+            event_account=(
+                envelope.account[:HINT_MAX] if envelope is not None else hints.get("event_account")
+            ),
             account_id=hints.get("account_id"),
             region=hints.get("region"),
             finding_id=hints.get("finding_id"),

@@ -84,6 +84,10 @@ def _finding_rejection(exc: ValidationError) -> Rejection:
     return Rejection("malformed-finding", text)
 
 
+HINT_MAX = 128  # characters kept of an identifier read from an untrusted event
+REGION_MAX = 25  # longest region name accepted ("ap-southeast-5", "us-isob-east-1": 14)
+
+
 def _hints(raw: Any) -> dict[str, str]:
     """Identifiers readable from a possibly malformed event (strings only, truncated)."""
     hints: dict[str, str] = {}
@@ -91,12 +95,12 @@ def _hints(raw: Any) -> dict[str, str]:
         return hints
     for key in ("id", "source", "account", "detail-type"):
         if isinstance(raw.get(key), str):
-            hints[f"event_{key.replace('-', '_')}"] = raw[key][:128]
+            hints[f"event_{key.replace('-', '_')}"] = raw[key][:HINT_MAX]
     detail = raw.get("detail")
     if isinstance(detail, dict):
         for key, name in (("id", "finding_id"), ("accountId", "account_id"), ("region", "region")):
             if isinstance(detail.get(key), str):
-                hints[name] = detail[key][:128]
+                hints[name] = detail[key][:HINT_MAX]
         resource = detail.get("resource")
         if isinstance(resource, dict) and isinstance(resource.get("instanceDetails"), dict):
             instance = resource["instanceDetails"].get("instanceId")
@@ -153,6 +157,14 @@ def check_event(raw: str | bytes | dict[str, Any], config: OrgContainConfig) -> 
         finding = Finding.model_validate(envelope.detail)
     except ValidationError as exc:
         return Checked(envelope, rejection=_finding_rejection(exc), hints=hints)
+    if len(finding.region) > REGION_MAX:
+        # The model's pattern bounds the shape, not the length: "us-<5000 letters>-1" would key a
+        # decision record DynamoDB refuses (partition key over 2048 bytes) and be retried forever.
+        return Checked(
+            envelope,
+            rejection=Rejection("invalid-region", f"region {finding.region[:32]!r}... is not a region name"),
+            hints=hints,
+        )
     mismatch = finding.arn_mismatch()
     if mismatch is not None:
         return Checked(envelope, finding, Rejection("arn-mismatch", mismatch), hints=hints)

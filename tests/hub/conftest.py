@@ -25,8 +25,16 @@ from tests.hub.helpers import (
     create_spoke_roles,
     envelope,
     make_finding,
+    serialize_dynamodb,
     sqs_event,
 )
+
+
+@pytest.fixture(autouse=True)
+def _dynamodb_one_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's DynamoDB transactions are not safe under threads (tests.hub.helpers.serialize_dynamodb);
+    the hub's handler runs account x region groups concurrently."""
+    serialize_dynamodb(monkeypatch)
 
 
 @dataclass

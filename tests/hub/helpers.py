@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
 
 from hub.config import OrgContainConfig, parse_config
@@ -331,3 +333,74 @@ def fail_when(
         return response()
 
     return hook
+
+
+# ---- moto: one DynamoDB request at a time (autouse fixture in tests/hub and tests/reliability) ----
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def serialize_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's DynamoDB handle one request at a time and undo a cancelled transaction item by item.
+
+    moto 5.2's ``transact_write_items`` deep-copies every table it touches before it starts and,
+    when a condition fails, puts that copy back. Under threads (the handler runs account x region
+    groups concurrently) a write another thread made in between is silently undone (an incident
+    lock, a checkpoint, a decision record), and the deep copy itself can die with ``RuntimeError:
+    dictionary changed size during iteration``. DynamoDB transactions are serializable, so the hub
+    is right to rely on them; the emulator is not. Copying the whole table also makes every
+    transaction cost O(table): with a thousand decision records, about a second each.
+
+    Here every DynamoDB request holds one lock, and a transaction saves only the items it names and
+    puts those back when it is cancelled (what moto's rollback restores, minus the cost).
+    tests/reliability/test_fault_injection.py checks the rollback and that concurrent writes survive.
+    """
+    from moto.dynamodb import models as ddb_models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    original_call = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return original_call(self)
+
+    class _NoTableCopy:
+        """moto's own ``copy`` module, except that a Table is not copied (we save its items)."""
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    original_transact = ddb_models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = []
+        for entry in transact_items:
+            op_type, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None or op_type == "ConditionCheck":
+                continue
+            attrs = op["Item"] if op_type == "Put" else op["Key"]
+            hash_key = DynamoType(attrs[table.hash_key_attr])
+            range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+            saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+        try:
+            original_transact(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, old in reversed(saved):
+                if range_key is None:
+                    if old is None:
+                        table.items.pop(hash_key, None)
+                    else:
+                        table.items[hash_key] = old
+                elif old is None:
+                    table.items[hash_key].pop(range_key, None)
+                else:
+                    table.items[hash_key][range_key] = old
+            raise
+
+    monkeypatch.setattr(DynamoHandler, "call_action", call_action)
+    monkeypatch.setattr(ddb_models, "copy", _NoTableCopy)
+    monkeypatch.setattr(ddb_models.DynamoDBBackend, "transact_write_items", transact_write_items)

@@ -183,3 +183,22 @@ def test_decision_records_round_trip(ledger: Ledger) -> None:
     assert [d.reason for d in ledger.event_decisions("m2")] == ["malformed-event"]
     item = ledger.client.get_item(TableName="ledger", Key={"pk": {"S": rec.pk}, "sk": {"S": rec.sk}})["Item"]
     assert int(item["expires_at"]["N"]) > 1_800_000_000 + 300 * 86400  # TTL on decision records
+
+
+def test_an_oversized_decision_is_recorded_and_reads_back_as_a_truncation_note(ledger: Ledger) -> None:
+    detail = "x" * 350_000  # past what one record keeps (DynamoDB items hold 400 KB)
+    rec = DecisionRecord(
+        decision="failed",
+        reason="spoke-error",
+        delivery_id="m3",
+        decided_at=1_800_000_000.0,
+        account_id=ACCOUNT,
+        region=REGION,
+        finding_id="f-big",
+        data={"steps": [{"step": "network", "detail": detail}]},
+    )
+    ledger.record_decision(rec)
+    [got] = ledger.decisions(ACCOUNT, REGION, "f-big")
+    assert got.decision == "failed"
+    assert got.data["truncated"] is True and got.data["chars"] > 350_000
+    assert got.data["head"].startswith('{"steps"')
