@@ -79,6 +79,10 @@ def configure(**overrides: Any) -> None:
         if _responder is not None:
             _responder.close()
         _responder = overrides.get("responder")
+        # A new container starts with no metrics buffered. Calls made on the old responder outside
+        # lambda_handler (operator actions in tests) are never flushed by log_metrics, and would
+        # otherwise be printed by the next invocation's flush, counted as its own.
+        metrics.clear_metrics()
 
 
 def reset() -> None:
@@ -186,6 +190,25 @@ def _group_key(body: str) -> tuple[str, str]:
         return "?", "?"
 
 
+def _log_keys(parsed: Any, delivery_id: str) -> dict[str, Any]:
+    """Log keys read from an event that has not been validated yet, so they must never raise:
+    any field may be missing or of the wrong type (the responder rejects such events itself)."""
+
+    def field(obj: Any, name: str) -> Any:
+        return obj.get(name) if isinstance(obj, dict) else None
+
+    detail = field(parsed, "detail")
+    instance = field(field(detail, "resource"), "instanceDetails")
+    return {
+        "delivery_id": delivery_id,
+        "correlation_id": field(detail, "id"),
+        "finding_id": field(detail, "id"),
+        "account_id": field(detail, "accountId"),
+        "region": field(detail, "region"),
+        "instance_id": field(instance, "instanceId"),
+    }
+
+
 def _handle_one(
     hub: Responder, body: str | dict[str, Any], delivery_id: str, attempt: int, lease: float
 ) -> Outcome:
@@ -195,16 +218,7 @@ def _handle_one(
             parsed = json.loads(body)
         except ValueError:
             parsed = body  # the responder rejects it with reason malformed-event
-    detail = parsed.get("detail") if isinstance(parsed, dict) else None
-    keys: dict[str, Any] = {"delivery_id": delivery_id}
-    if isinstance(detail, dict):
-        keys["correlation_id"] = detail.get("id")
-        keys["finding_id"] = detail.get("id")
-        keys["account_id"] = detail.get("accountId")
-        keys["region"] = detail.get("region")
-        instance = (detail.get("resource") or {}).get("instanceDetails") or {}
-        if isinstance(instance, dict):
-            keys["instance_id"] = instance.get("instanceId")
+    keys = _log_keys(parsed, delivery_id)
     from botocore.exceptions import BotoCoreError, ClientError  # loaded by now: the responder uses it
 
     logger.thread_safe_append_keys(**{k: v for k, v in keys.items() if isinstance(v, str)})

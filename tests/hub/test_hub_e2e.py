@@ -449,3 +449,31 @@ def test_metrics_are_emitted_as_emf(hub_env: HubEnv, capsys: Any) -> None:
     names = {m["Name"] for blob in emf for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {"FindingsReceived", "Isolated", "Skipped", "SecondsToNetworkIsolation"} <= names
     assert emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "OrgContain"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason"),
+    [
+        (("resource",), "0", "malformed-finding"),
+        (("resource", "instanceDetails"), ["i-0aaaaaaaaaaaaaaaa"], "malformed-finding"),
+        (("resource", "instanceDetails", "instanceId"), {"id": "i-0a"}, "malformed-instance-id"),
+        (("accountId",), 123456789012, "invalid-account-id"),
+    ],
+)
+def test_wrongly_typed_finding_fields_are_rejected_not_crashed_on(
+    hub_env: HubEnv, path: tuple[str, ...], value: Any, reason: str
+) -> None:
+    # Found by the hostile-input fuzz in CI: "resource": "0" crashed the handler while it read
+    # log keys, so the record was retried and dead-lettered instead of rejected.
+    env = hub_env
+    inst = env.org.workload("prod-b", "eu-west-1").run_instance()
+    before = _groups(env, inst)
+    detail = env.finding("prod-b", "eu-west-1", inst.instance_id)
+    target = detail
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    assert env.invoke(env.event(detail)) == {"batchItemFailures": []}
+    decisions = env.decisions()
+    assert [(r.decision, r.reason) for r in decisions] == [("rejected", reason)]
+    assert _groups(env, inst) == before
