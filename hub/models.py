@@ -169,21 +169,7 @@ class Finding(_Lenient):
     @property
     def is_sample(self) -> bool:
         """GuardDuty sample findings are published to EventBridge like real ones."""
-        info = self.service.get("additionalInfo")
-        if info:
-            sample = info.get("sample")
-            if sample is True or (isinstance(sample, str) and sample.lower() == "true"):
-                return True
-            value = info.get("value")
-            if isinstance(value, str) and '"sample"' in value:
-                try:
-                    decoded = json.loads(value)
-                except ValueError:
-                    decoded = None
-                if isinstance(decoded, dict) and decoded.get("sample") is True:
-                    return True
-        # Only the title's first characters matter: upper-casing the whole title costs more.
-        return self.title.lstrip()[: len(SAMPLE_TITLE_PREFIX)].upper() == SAMPLE_TITLE_PREFIX
+        return is_sample_finding(self.service, self.title)
 
     @property
     def instance_tags(self) -> dict[str, str]:
@@ -194,11 +180,7 @@ class Finding(_Lenient):
 
     def instance_tag(self, key: str) -> str | None:
         """One tag of the instance as GuardDuty saw it (None when absent)."""
-        details = self.resource.get("instanceDetails")
-        for tag in (details.get("tags") if details else None) or ():
-            if tag["key"] == key:
-                return tag.get("value") or ""
-        return None
+        return tag_of_instance(self.resource, key)
 
     @property
     def sequence_instance_ids(self) -> tuple[str, ...]:
@@ -230,6 +212,44 @@ class Finding(_Lenient):
         if not parts[5].endswith(f"/finding/{self.id}"):
             return "finding arn does not end with the finding id"
         return None
+
+
+# The checks behind the properties above, as functions of the validated blocks: ``hub.policy.decide``
+# calls them on the finding's fields directly (simulate's hot path: every attribute read on a
+# pydantic model goes through its ``__getattr__`` hook, and each property is a call more).
+
+
+def is_sample_finding(service: Service, title: str) -> bool:
+    """A GuardDuty sample: ``additionalInfo.sample`` true (or ``"sample": true`` in its JSON
+    ``value``), or a title starting with ``[SAMPLE]``."""
+    info = service.get("additionalInfo")
+    if info:
+        sample = info.get("sample")
+        if sample is True or (isinstance(sample, str) and sample.lower() == "true"):
+            return True
+        value = info.get("value")
+        if isinstance(value, str) and '"sample"' in value:
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict) and decoded.get("sample") is True:
+                return True
+    # Only the title's first characters matter: almost every title starts with a letter, which
+    # settles it without building any string.
+    first = title[:1]
+    if first != "[" and not first.isspace():
+        return False
+    return title.lstrip()[: len(SAMPLE_TITLE_PREFIX)].upper() == SAMPLE_TITLE_PREFIX
+
+
+def tag_of_instance(resource: Resource, key: str) -> str | None:
+    """One tag of the resource's instance as GuardDuty saw it (None when absent)."""
+    details = resource.get("instanceDetails")
+    for tag in (details.get("tags") if details else None) or ():
+        if tag["key"] == key:
+            return tag.get("value") or ""
+    return None
 
 
 class EventEnvelope(_Lenient):

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hub.config import Mode, OrgContainConfig, glob_to_regex
-from hub.models import Decision, Finding
+from hub.models import Decision, Finding, is_sample_finding, tag_of_instance
 
 MODE_TAG = "orgcontain:mode"
 
@@ -110,10 +110,11 @@ _BELOW = PolicyDecision(Decision.SKIPPED, "below-threshold", Mode.OFF)
 class _Compiled:
     """Per-config precomputation: simulate decides tens of thousands of findings per second."""
 
-    __slots__ = ("accounts", "config", "exclude", "include", "regions", "types")
+    __slots__ = ("accounts", "config", "exclude", "include", "min_severity", "regions", "types")
 
     def __init__(self, config: OrgContainConfig) -> None:
         self.config = config
+        self.min_severity = config.response.min_severity
         ft = config.response.finding_types
         self.include = re.compile("|".join(f"(?:{glob_to_regex(p).pattern})" for p in ft.include))
         self.exclude = (
@@ -205,19 +206,25 @@ def decide(
     ``instance_tags`` defaults to the tags GuardDuty put in the finding (what simulate uses); the
     hub passes the live tags it read before acting. A tag can only lower the mode.
     """
-    response = config.response
-    if finding.archived:
+    # The finding's fields, read once: every attribute read on a pydantic model goes through its
+    # __getattr__ hook, and simulate decides tens of thousands of findings a second (issue #8).
+    fields = finding.__dict__
+    service = fields["service"]
+    if service.get("archived") is True:  # Finding.archived
         return _ARCHIVED
-    if finding.is_sample:
+    if is_sample_finding(service, fields["title"]):  # Finding.is_sample
         return _SAMPLE
-    if finding.severity < response.min_severity:
+    compiled = _compiled.get(id(config))
+    if compiled is None or compiled.config is not config:
+        compiled = _compile(config)
+    if fields["severity"] < compiled.min_severity:
         return _BELOW
-    compiled = _compile(config)
-    type_reason = compiled.type_reason(finding.type)
+    finding_type = fields["type"]
+    type_reason = compiled.type_reason(finding_type)
     if type_reason is not None:
-        return PolicyDecision(Decision.SKIPPED, type_reason, Mode.OFF, detail=finding.type)
+        return PolicyDecision(Decision.SKIPPED, type_reason, Mode.OFF, detail=finding_type)
 
-    mode, source, why = compiled.mode_for(finding.account_id, ou_path)
+    mode, source, why = compiled.mode_for(fields["account_id"], ou_path)
     if mode is Mode.OFF:
         reason = (
             ACCOUNT_OFF if source.startswith("account:") else OU_OFF if source.startswith("ou:") else MODE_OFF
@@ -240,17 +247,22 @@ def decide(
             Decision.SKIPPED, NOT_INSTANCE, Mode.OFF, source=source, detail=finding.resource_type
         )
     instance = (instance_id,)
-    if finding.region not in compiled.regions:
+    region = fields["region"]
+    if region not in compiled.regions:
         return PolicyDecision(
             Decision.NOTIFIED,
             REGION_NOT_COVERED,
             Mode.NOTIFY,
             instance,
             source=source,
-            detail=f"{finding.region} is not in regions",
+            detail=f"{region} is not in regions",
         )
 
-    raw_tag = finding.instance_tag(MODE_TAG) if instance_tags is None else instance_tags.get(MODE_TAG)
+    raw_tag = (
+        tag_of_instance(fields["resource"], MODE_TAG)
+        if instance_tags is None
+        else instance_tags.get(MODE_TAG)
+    )
     if raw_tag is not None:
         wanted = tag_mode(raw_tag)
         if wanted is None:

@@ -761,25 +761,39 @@ def simulate(
                     on_malformed(item)
                 continue
             f: Finding = item  # type: ignore[assignment]
-            account = f.account_id
+            # The fields, read once from the model's __dict__: pydantic models define __getattr__,
+            # which makes every attribute read on them take a slower path (issue #8's profile).
+            fields = f.__dict__
+            account = fields["account_id"]
             pd = decide(f, config, org_get(account, no_ous))
             decision, reason, ids = pd.decision, pd.reason, pd.instance_ids
             # The instance the decision is about: the finding's own, or the one instance an
             # attack sequence names (several: none singled out).
             instance = (ids[0] if len(ids) == 1 else None) if ids else f.instance_id
+            finding_type = fields["type"]
             # Summary.add, inlined: this loop runs once per finding.
             findings += 1
-            key = (decision, reason, account, f.type)
+            key = (decision, reason, account, finding_type)
             counts[key] = count(key, 0) + 1
             if writer is not None:
                 # The --json writer, without building an Outcome first (most rows need none).
-                writer.row(f.id, account, f.region, instance, f.type, f.severity, decision, reason)
+                fid, region, severity = fields["id"], fields["region"], fields["severity"]
+                writer.row(fid, account, region, instance, finding_type, severity, decision, reason)
                 if decision == _ISOLATED:
                     summary.add_isolated(
-                        Outcome(f.id, account, f.region, instance, f.type, f.severity, decision, reason)
+                        Outcome(fid, account, region, instance, finding_type, severity, decision, reason)
                     )
                 continue
-            outcome = Outcome(f.id, account, f.region, instance, f.type, f.severity, decision, reason)
+            outcome = Outcome(
+                fields["id"],
+                account,
+                fields["region"],
+                instance,
+                finding_type,
+                fields["severity"],
+                decision,
+                reason,
+            )
             if decision == _ISOLATED:
                 summary.add_isolated(outcome)
             if on_outcome is not None:

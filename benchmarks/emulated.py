@@ -1,0 +1,262 @@
+"""The emulated organization with the hub's resources, and the hub wired to it, for benchmarks.
+
+Works in-process (inside ``moto.mock_aws()``) and against a moto server (``endpoint_url``). The
+hub runs its real code (``hub.handler``): findings go in as SQS batches of EventBridge events, the
+hub assumes the spoke role in the member account and region, the ledger is DynamoDB, SNS and the
+result bus are real (emulated) services.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+
+from hub.config import OrgContainConfig, parse_config
+from hub.demo.org import EmulatedOrg, fake_credentials
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "tests" / "fixtures" / "guardduty" / "autoresp-ec2-canary-integtest-bare.json"
+HUB_REGION = "us-east-1"
+
+
+def quiet_environment() -> None:
+    """Fake credentials, no real AWS, the contract's Powertools names, no tracing, quiet logs."""
+    fake_credentials()
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "orgcontain")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OrgContain")
+    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "orgcontain-hub")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_template: dict[str, Any] | None = None
+
+
+def make_finding(
+    account_id: str,
+    region: str,
+    instance_id: str,
+    *,
+    finding_id: str | None = None,
+    severity: float = 8.0,
+    finding_type: str = "Backdoor:EC2/C&CActivity.B",
+) -> dict[str, Any]:
+    """A real-shaped GuardDuty Instance finding (camelCase ``detail``) about ``instance_id``."""
+    global _template
+    if _template is None:
+        _template = json.loads(TEMPLATE.read_text())
+    finding: dict[str, Any] = copy.deepcopy(_template)
+    fid = finding_id or uuid.uuid4().hex
+    finding.update(
+        id=fid,
+        accountId=account_id,
+        region=region,
+        arn=f"arn:aws:guardduty:{region}:{account_id}:detector/3caf4e0aaa46ce4ccbcef949a8785353/finding/{fid}",
+        type=finding_type,
+        severity=severity,
+        title=f"{finding_type} on {instance_id}",
+        updatedAt=now_iso(),
+    )
+    finding["resource"]["resourceType"] = "Instance"
+    details = finding["resource"]["instanceDetails"]
+    details["instanceId"] = instance_id
+    details["tags"] = [{"key": "Name", "value": "web"}]
+    finding["service"]["archived"] = False
+    return finding
+
+
+def envelope(detail: dict[str, Any], admin_account: str) -> dict[str, Any]:
+    """The EventBridge event as the hub receives it (envelope ``account`` = the GuardDuty admin)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty",
+        "account": admin_account,
+        "time": now_iso(),
+        "region": detail["region"],
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def sqs_record(
+    event: dict[str, Any], receive_count: int = 1, message_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "rh-" + uuid.uuid4().hex,
+        "body": json.dumps(event),
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1700000000000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1700000000000",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0" * 32,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings",
+        "awsRegion": HUB_REGION,
+    }
+
+
+@dataclass
+class LambdaContext:
+    """What the handler and Powertools read from the Lambda context."""
+
+    function_name: str = "orgcontain-hub"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:111111111111:function:orgcontain-hub"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/orgcontain-hub"
+    log_stream_name: str = "stream"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+def config_data(org: EmulatedOrg, *, max_isolations: int = 20, ou_override: bool = True) -> dict[str, Any]:
+    """The responder's config for the emulated org: isolate, severity >= 7, one OU override (so
+    the OU path is looked up, as in most organizations), the SOC bastion as forensic access."""
+    data: dict[str, Any] = {
+        "organization_id": org.organization_id,
+        "hub": {"account_id": org.hub_account_id, "region": HUB_REGION},
+        "trusted_event_accounts": [org.guardduty_admin_id],
+        "regions": list(org.regions),
+        "spoke_role_prefix": "orgcontain-spoke",
+        "response": {
+            "mode": "isolate",
+            "min_severity": 7.0,
+            "quarantine_ingress": [{"cidr": "10.0.0.10/32", "ports": [22], "description": "SOC bastion"}],
+            "breaker": {"max_isolations": max_isolations, "window_minutes": 60},
+        },
+    }
+    if ou_override:
+        data["organizational_units"] = {org.ous["Sandbox"]: {"mode": "notify", "reason": "sandbox"}}
+    return data
+
+
+@dataclass
+class HubWorld:
+    """An emulated org plus the hub stack's resources (ledger, topic, result bus)."""
+
+    org: EmulatedOrg
+    config: OrgContainConfig
+    table: str
+    topic_arn: str
+    bus_name: str
+    endpoint_url: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        endpoint_url: str | None = None,
+        extra_members: int = 0,
+        regions: Sequence[str] = ("us-east-1", "eu-west-1"),
+        max_isolations: int = 20,
+        ou_override: bool = True,
+    ) -> HubWorld:
+        org = EmulatedOrg(regions=regions, extra_members=extra_members, endpoint_url=endpoint_url)
+        session = org.session(org.hub_account_id)
+
+        def client(service: str) -> Any:
+            return session.client(service, region_name=HUB_REGION, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+        from hub.ledger import table_definition
+
+        table = "orgcontain-ledger"
+        client("dynamodb").create_table(**table_definition(table))
+        topic_arn = client("sns").create_topic(Name="orgcontain-notifications")["TopicArn"]
+        bus = "orgcontain"
+        client("events").create_event_bus(Name=bus)
+        world = cls(
+            org,
+            parse_config(config_data(org, max_isolations=max_isolations, ou_override=ou_override)),
+            table,
+            topic_arn,
+            bus,
+        )
+        world.endpoint_url = endpoint_url
+        world.export_environment()
+        return world
+
+    def export_environment(self) -> None:
+        os.environ["ORGCONTAIN_LEDGER_TABLE"] = self.table
+        os.environ["ORGCONTAIN_TOPIC_ARN"] = self.topic_arn
+        os.environ["ORGCONTAIN_EVENT_BUS"] = self.bus_name
+
+    def hub_session(self) -> boto3.Session:
+        """A new boto3 Session with the hub account's credentials (a new Lambda container's)."""
+        frozen = self.org.session(self.org.hub_account_id).get_credentials().get_frozen_credentials()  # type: ignore[union-attr]
+        return boto3.Session(
+            aws_access_key_id=frozen.access_key,
+            aws_secret_access_key=frozen.secret_key,
+            aws_session_token=frozen.token,
+            region_name=HUB_REGION,
+        )
+
+    def wiring(self, log: Any = None) -> dict[str, Any]:
+        """``hub.handler.configure`` / ``build_responder`` overrides; ``log`` (a CallLog) records
+        every call of every session and client the hub and the spoke create."""
+        hub_session = self.hub_session()
+        if log is not None:
+            log.attach(hub_session.events, "hub")
+
+        def member_session(**kw: Any) -> boto3.Session:
+            # As hub.session builds it by default: sharing the hub session's data loader.
+            core = botocore.session.Session()
+            core.register_component("data_loader", hub_session._session.get_component("data_loader"))
+            session = boto3.Session(botocore_session=core, **kw)
+            if log is not None:
+                log.attach(session.events, "member")
+            return session
+
+        def org_client() -> Any:
+            c = self.org.organizations_client_as_delegated_admin()
+            if log is not None:
+                log.attach(c.meta.events, "hub")
+            return c
+
+        return {
+            "hub_session": hub_session,
+            "spoke_session_factory": member_session,
+            "organizations_client_factory": org_client,
+            "endpoint_url": self.endpoint_url,
+            "config": self.config,
+        }
+
+    def event(self, account_id: str, region: str, instance_id: str, **kw: Any) -> dict[str, Any]:
+        return envelope(make_finding(account_id, region, instance_id, **kw), self.org.guardduty_admin_id)
+
+    def quarantined(self, account_id: str, region: str, instance_id: str, *, lenient: bool = False) -> bool:
+        """Every ENI of the instance on the quarantine group alone. ``lenient``: moto also displays an
+        Auto Scaling instance's launch-template groups (and the groups an instance-level call set) on
+        its ENIs next to the ENI's own, so there the quarantine group
+        only has to be among them (docs/moto.md)."""
+        ec2 = self.org.client("ec2", account_id, region)
+        enis = ec2.describe_network_interfaces(
+            Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+        )["NetworkInterfaces"]
+
+        def ok(names: list[str]) -> bool:
+            return "orgcontain-quarantine" in names if lenient else names == ["orgcontain-quarantine"]
+
+        return bool(enis) and all(ok([g["GroupName"] for g in e["Groups"]]) for e in enis)
