@@ -186,7 +186,7 @@ def _group_key(body: str) -> tuple[str, str]:
     try:
         detail = json.loads(body).get("detail") or {}
         return str(detail.get("accountId", "?")), str(detail.get("region", "?"))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "?", "?"
 
 
@@ -216,7 +216,7 @@ def _handle_one(
     if isinstance(body, str):
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             parsed = body  # the responder rejects it with reason malformed-event
     keys = _log_keys(parsed, delivery_id)
     from botocore.exceptions import BotoCoreError, ClientError  # loaded by now: the responder uses it

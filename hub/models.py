@@ -231,7 +231,7 @@ def is_sample_finding(service: Service, title: str) -> bool:
         if isinstance(value, str) and '"sample"' in value:
             try:
                 decoded = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 decoded = None
             if isinstance(decoded, dict) and decoded.get("sample") is True:
                 return True

@@ -114,8 +114,8 @@ def check_event(raw: str | bytes | dict[str, Any], config: OrgContainConfig) -> 
     if isinstance(raw, str | bytes):
         try:
             raw = json.loads(raw)
-        except ValueError as exc:
-            return Checked(rejection=Rejection("malformed-event", f"not JSON: {exc}"), hints={})
+        except (ValueError, RecursionError) as exc:  # RecursionError: '[[[[...' nested too deep
+            return Checked(rejection=Rejection("malformed-event", f"not JSON: {exc}"[:200]), hints={})
     hints = _hints(raw)
     if not isinstance(raw, dict):
         return Checked(rejection=Rejection("malformed-event", "the event is not a JSON object"), hints=hints)
