@@ -22,6 +22,7 @@ import boto3
 import botocore.session
 
 from hub.config import OrgContainConfig, parse_config
+from hub.demo.lambdahost import lambda_sqs_record
 from hub.demo.org import EmulatedOrg, fake_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,25 +96,19 @@ def envelope(detail: dict[str, Any], admin_account: str) -> dict[str, Any]:
     }
 
 
+QUEUE_ARN = "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings"
+
+
 def sqs_record(
     event: dict[str, Any], receive_count: int = 1, message_id: str | None = None
 ) -> dict[str, Any]:
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "rh-" + uuid.uuid4().hex,
-        "body": json.dumps(event),
-        "attributes": {
-            "ApproximateReceiveCount": str(receive_count),
-            "SentTimestamp": "1700000000000",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1700000000000",
-        },
-        "messageAttributes": {},
-        "md5OfBody": "0" * 32,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings",
-        "awsRegion": HUB_REGION,
+    message = {
+        "MessageId": message_id or str(uuid.uuid4()),
+        "ReceiptHandle": "rh-" + uuid.uuid4().hex,
+        "Body": json.dumps(event),
+        "Attributes": {"ApproximateReceiveCount": str(receive_count)},
     }
+    return lambda_sqs_record(message, queue_arn=QUEUE_ARN, region=HUB_REGION)
 
 
 @dataclass

@@ -239,22 +239,30 @@ class FunctionHost:
                 on_batch(batch)
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        attrs = message.get("Attributes", {})
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": {
-                "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
-                "SentTimestamp": attrs.get("SentTimestamp", str(int(time.time() * 1000))),
-                "SenderId": attrs.get("SenderId", ""),
-                "ApproximateFirstReceiveTimestamp": attrs.get(
-                    "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
-                ),
-            },
-            "messageAttributes": message.get("MessageAttributes", {}),
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.queue_arn,
-            "awsRegion": self.region,
-        }
+        return lambda_sqs_record(message, queue_arn=self.queue_arn, region=self.region)
+
+
+def lambda_sqs_record(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """The record Lambda's SQS poller hands the function for one ``ReceiveMessage`` message
+    (``MessageId``, ``ReceiptHandle``, ``Body``, optional ``Attributes``, ``MessageAttributes``)."""
+    attrs = message.get("Attributes", {})
+    now = str(int(time.time() * 1000))
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attrs.get("SentTimestamp", now),
+            "SenderId": attrs.get("SenderId", "AIDAEXAMPLE"),
+            "ApproximateFirstReceiveTimestamp": attrs.get("ApproximateFirstReceiveTimestamp", now),
+        },
+        "messageAttributes": {
+            k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String")}
+            for k, v in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }

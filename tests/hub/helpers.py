@@ -17,6 +17,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from hub.config import OrgContainConfig, parse_config
+from hub.demo.lambdahost import lambda_sqs_record
 from hub.demo.org import EmulatedOrg
 from hub.ledger import Ledger, table_definition
 from tests.conftest import load_fixture
@@ -101,29 +102,21 @@ def envelope(
     }
 
 
+QUEUE_ARN = "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings"
+
+
 def sqs_event(bodies: Sequence[dict[str, Any] | str], *, receive_count: int = 1) -> dict[str, Any]:
     """An SQS batch (Lambda event) whose bodies are EventBridge events."""
-    records = []
-    for body in bodies:
-        records.append(
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": "rh-" + uuid.uuid4().hex,
-                "body": body if isinstance(body, str) else json.dumps(body),
-                "attributes": {
-                    "ApproximateReceiveCount": str(receive_count),
-                    "SentTimestamp": "1700000000000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1700000000000",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0" * 32,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings",
-                "awsRegion": "us-east-1",
-            }
-        )
-    return {"Records": records}
+    messages = [
+        {
+            "MessageId": str(uuid.uuid4()),
+            "ReceiptHandle": "rh-" + uuid.uuid4().hex,
+            "Body": body if isinstance(body, str) else json.dumps(body),
+            "Attributes": {"ApproximateReceiveCount": str(receive_count)},
+        }
+        for body in bodies
+    ]
+    return {"Records": [lambda_sqs_record(m, queue_arn=QUEUE_ARN, region="us-east-1") for m in messages]}
 
 
 @dataclass

@@ -28,6 +28,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 import hub.handler as handler
+from hub.demo.lambdahost import lambda_sqs_record
 from hub.demo.org import EmulatedOrg, iter_instances
 from hub.ledger import DecisionRecord, Ledger
 from tests.hub.helpers import LambdaContext
@@ -446,26 +447,10 @@ class Poller:
 
 
 def _lambda_record(message: dict[str, Any], queue: FindingsQueue) -> dict[str, Any]:
-    attrs = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attrs.get("SentTimestamp", "0"),
-            "SenderId": attrs.get("SenderId", "AIDAEXAMPLE"),
-            "ApproximateFirstReceiveTimestamp": attrs.get("ApproximateFirstReceiveTimestamp", "0"),
-        },
-        "messageAttributes": {
-            k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType", "String")}
-            for k, v in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:us-east-1:000000000000:{queue.url.rsplit('/', 1)[-1]}",
-        "awsRegion": "us-east-1",
-    }
+    name = queue.url.rsplit("/", 1)[-1]
+    return lambda_sqs_record(
+        message, queue_arn=f"arn:aws:sqs:us-east-1:000000000000:{name}", region="us-east-1"
+    )
 
 
 def emf_metrics(stdout: str) -> Counter[str]:
