@@ -13,7 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import boto3
 import botocore.session
 
 from hub.config import OrgContainConfig, parse_config
-from hub.demo.lambdahost import lambda_sqs_record
+from hub.demo.lambdahost import FixedContext, lambda_sqs_record
 from hub.demo.org import EmulatedOrg, fake_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +96,8 @@ def envelope(detail: dict[str, Any], admin_account: str) -> dict[str, Any]:
     }
 
 
+LambdaContext = FixedContext  # what the handler and Powertools read from the Lambda context
+
 QUEUE_ARN = "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings"
 
 
@@ -109,22 +111,6 @@ def sqs_record(
         "Attributes": {"ApproximateReceiveCount": str(receive_count)},
     }
     return lambda_sqs_record(message, queue_arn=QUEUE_ARN, region=HUB_REGION)
-
-
-@dataclass
-class LambdaContext:
-    """What the handler and Powertools read from the Lambda context."""
-
-    function_name: str = "orgcontain-hub"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:111111111111:function:orgcontain-hub"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/orgcontain-hub"
-    log_stream_name: str = "stream"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 120_000
 
 
 def config_data(org: EmulatedOrg, *, max_isolations: int = 20, ou_override: bool = True) -> dict[str, Any]:

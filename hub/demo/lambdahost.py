@@ -49,6 +49,24 @@ class InvocationContext:
 
 
 @dataclass
+class FixedContext:
+    """A Lambda context whose remaining time does not run down (tests, benchmarks): the hub's
+    lease length, derived from it, is then the same on every run."""
+
+    function_name: str = "orgcontain-hub"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:111111111111:function:orgcontain-hub"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/orgcontain-hub"
+    log_stream_name: str = "stream"
+    remaining_ms: int = 120_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass
 class Delivery:
     """One SQS message handed to the function, and whether the function reported it failed."""
 

@@ -8,7 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from hub.config import OrgContainConfig, parse_config
-from hub.demo.lambdahost import lambda_sqs_record
+from hub.demo.lambdahost import FixedContext, lambda_sqs_record
 from hub.demo.org import EmulatedOrg
 from hub.ledger import Ledger, table_definition
 from tests.conftest import load_fixture
@@ -102,6 +102,8 @@ def envelope(
     }
 
 
+LambdaContext = FixedContext  # what the handler and Powertools read from the Lambda context
+
 QUEUE_ARN = "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings"
 
 
@@ -117,23 +119,6 @@ def sqs_event(bodies: Sequence[dict[str, Any] | str], *, receive_count: int = 1)
         for body in bodies
     ]
     return {"Records": [lambda_sqs_record(m, queue_arn=QUEUE_ARN, region="us-east-1") for m in messages]}
-
-
-@dataclass
-class LambdaContext:
-    """Stub of the Lambda context the handler and Powertools read."""
-
-    function_name: str = "orgcontain-hub"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:111111111111:function:orgcontain-hub"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/orgcontain-hub"
-    log_stream_name: str = "stream"
-    remaining_ms: int = 120_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 def base_config(org: EmulatedOrg, **response: Any) -> dict[str, Any]:
