@@ -28,7 +28,8 @@ PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "api_cost": ({"repeats": 7}, {"repeats": 3}),
     "cold_start": ({"repeats": 9}, {"repeats": 3}),
     "hub_cpu": ({"n": 2000, "repeats": 5}, {"n": 500, "repeats": 2}),
-    "simulate": ({"n": 100_000, "repeats": 3}, {"n": 10_000, "repeats": 1}),
+    # baseline=1: the straightforward version side by side (about 20 KB of memory per finding).
+    "simulate": ({"n": 100_000, "repeats": 3, "baseline": 1}, {"n": 10_000, "repeats": 1, "baseline": 0}),
     "burst": ({"findings": 1000, "accounts": 50}, {"findings": 40, "accounts": 4, "workers": (1, 4)}),
     "coverage": ({"accounts": 200, "repeats": 3}, {"accounts": 40, "repeats": 1}),
 }
@@ -155,6 +156,8 @@ def _headline(figs: dict[str, Any]) -> dict[str, Any]:
     if "simulate" in figs:
         out["simulate_findings_per_s"] = figs["simulate"]["findings_per_s"]
         out["simulate_peak_rss_mb"] = figs["simulate"]["peak_rss_mb"]
+        if "baseline_findings_per_s" in figs["simulate"]:
+            out["simulate_speedup_vs_straightforward"] = figs["simulate"]["speedup_vs_baseline"]
     if "burst" in figs:
         runs = {r["workers"]: r for r in figs["burst"]["runs"]}
         if 4 in runs:
