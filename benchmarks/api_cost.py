@@ -16,10 +16,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from benchmarks.calls import SWAP, Call, CallLog, until_last
-from benchmarks.emulated import HubWorld, LambdaContext, sqs_record
+from benchmarks.emulated import HubWorld, sqs_record
+from tests.hub.helpers import LambdaContext
 
 ACCOUNT, REGION = "prod-b", "us-east-1"
 
@@ -81,8 +84,10 @@ def _contain(
     return log.snapshot(), elapsed
 
 
-def scenarios(endpoint_url: str) -> dict[str, Any]:
-    """Figure 2: calls of one containment and one release, by scenario."""
+@contextmanager
+def _warm_hub(endpoint_url: str) -> Iterator[tuple[HubWorld, CallLog, str, Any]]:
+    """The hub wired to the org with its calls logged, after one containment in the benchmark's
+    account and region (quarantine groups made, sessions and caches warm); reset on exit."""
     import hub.handler as handler
 
     world = HubWorld.build(endpoint_url=endpoint_url, max_isolations=10_000)
@@ -91,7 +96,17 @@ def scenarios(endpoint_url: str) -> dict[str, Any]:
     log = CallLog()
     handler.configure(**world.wiring(log))
     try:
-        _contain(world, log, account_id, workload.run_instance().instance_id)  # groups made, caches warm
+        _contain(world, log, account_id, workload.run_instance().instance_id)
+        yield world, log, account_id, workload
+    finally:
+        handler.reset()
+
+
+def scenarios(endpoint_url: str) -> dict[str, Any]:
+    """Figure 2: calls of one containment and one release, by scenario."""
+    import hub.handler as handler
+
+    with _warm_hub(endpoint_url) as (world, log, account_id, workload):
         cases = {
             "1_eni": lambda: workload.run_instance(),
             "3_enis": lambda: workload.run_instance(enis=3),
@@ -112,8 +127,6 @@ def scenarios(endpoint_url: str) -> dict[str, Any]:
                 raise RuntimeError(f"release of {name} failed: {outcome.reason} {outcome.detail}")
             out[name] = {"containment": contain, "release": _counts(log.snapshot())}
         return {"scenarios": out}
-    finally:
-        handler.reset()
 
 
 def seed_handler(ec2: Any, quarantine_group_id: str) -> Any:
@@ -132,15 +145,7 @@ def seed_handler(ec2: Any, quarantine_group_id: str) -> Any:
 
 def versus_seed(endpoint_url: str, repeats: int = 5) -> dict[str, Any]:
     """Figure 3: the seed's pattern and orgcontain's full containment, alternately, same account."""
-    import hub.handler as handler
-
-    world = HubWorld.build(endpoint_url=endpoint_url, max_isolations=10_000)
-    account_id = world.org.accounts[ACCOUNT]
-    workload = world.org.workload(ACCOUNT, REGION)
-    log = CallLog()
-    handler.configure(**world.wiring(log))
-    try:
-        _contain(world, log, account_id, workload.run_instance().instance_id)  # warm: groups, caches
+    with _warm_hub(endpoint_url) as (world, log, account_id, workload):
         ec2 = world.org.session(account_id).client("ec2", region_name=REGION, endpoint_url=endpoint_url)
         log.attach(ec2.meta.events, "member")
         quarantine = ec2.describe_security_groups(
@@ -163,8 +168,6 @@ def versus_seed(endpoint_url: str, repeats: int = 5) -> dict[str, Any]:
             calls, elapsed = _contain(world, log, account_id, inst.instance_id)
             path = until_last(calls)
             ours.append((calls, elapsed, path[-1].end - calls[0].start))
-    finally:
-        handler.reset()
     calls = ours[-1][0]
     seed_ms = statistics.median(s for _, s in seed_runs) * 1000
     ours_ms = statistics.median(o[1] for o in ours) * 1000

@@ -27,8 +27,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from benchmarks.emulated import HubWorld, config_data, envelope, quiet_environment, sqs_record
+from benchmarks.emulated import HubWorld, config_data, quiet_environment, sqs_record
 from benchmarks.server import MotoServer, reset
+from tests.hub.helpers import envelope
 
 MAX_RECEIVES = 5
 # A failed message is visible again after this long (the deployed queue says 1,800 s, longer than
@@ -90,8 +91,8 @@ def _worker(spec: dict[str, Any], inbox: Any, results: Any, start: Any) -> None:
     import boto3
 
     import hub.handler as handler
-    from benchmarks.emulated import LambdaContext
     from hub.config import parse_config
+    from tests.hub.helpers import LambdaContext
 
     hub_session = boto3.Session(**spec["hub_credentials"], region_name="us-east-1")
 

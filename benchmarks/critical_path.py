@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 from benchmarks.calls import Call, CallLog, chain_length, round_trips, until_last
-from benchmarks.emulated import HubWorld, LambdaContext, sqs_record
+from benchmarks.emulated import HubWorld, sqs_record
+from tests.hub.helpers import LambdaContext
 
 LATENCY = 0.05  # seconds added to every call: a regional AWS API round trip, roughly
 ACCOUNT, REGION = "prod-a", "eu-west-1"

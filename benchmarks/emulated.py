@@ -8,13 +8,11 @@ result bus are real (emulated) services.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +20,13 @@ import boto3
 import botocore.session
 
 from hub.config import OrgContainConfig, parse_config
-from hub.demo.lambdahost import FixedContext, lambda_sqs_record
+from hub.demo.lambdahost import lambda_sqs_record
 from hub.demo.org import EmulatedOrg, fake_credentials
 
+# The findings, envelopes and Lambda context are the tests' own: one builder of each in the repository.
+from tests.hub.helpers import base_config, envelope, make_finding
+
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "tests" / "fixtures" / "guardduty" / "autoresp-ec2-canary-integtest-bare.json"
 HUB_REGION = "us-east-1"
 
 
@@ -40,63 +40,6 @@ def quiet_environment() -> None:
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "orgcontain-hub")
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-_template: dict[str, Any] | None = None
-
-
-def make_finding(
-    account_id: str,
-    region: str,
-    instance_id: str,
-    *,
-    finding_id: str | None = None,
-    severity: float = 8.0,
-    finding_type: str = "Backdoor:EC2/C&CActivity.B",
-) -> dict[str, Any]:
-    """A real-shaped GuardDuty Instance finding (camelCase ``detail``) about ``instance_id``."""
-    global _template
-    if _template is None:
-        _template = json.loads(TEMPLATE.read_text())
-    finding: dict[str, Any] = copy.deepcopy(_template)
-    fid = finding_id or uuid.uuid4().hex
-    finding.update(
-        id=fid,
-        accountId=account_id,
-        region=region,
-        arn=f"arn:aws:guardduty:{region}:{account_id}:detector/3caf4e0aaa46ce4ccbcef949a8785353/finding/{fid}",
-        type=finding_type,
-        severity=severity,
-        title=f"{finding_type} on {instance_id}",
-        updatedAt=now_iso(),
-    )
-    finding["resource"]["resourceType"] = "Instance"
-    details = finding["resource"]["instanceDetails"]
-    details["instanceId"] = instance_id
-    details["tags"] = [{"key": "Name", "value": "web"}]
-    finding["service"]["archived"] = False
-    return finding
-
-
-def envelope(detail: dict[str, Any], admin_account: str) -> dict[str, Any]:
-    """The EventBridge event as the hub receives it (envelope ``account`` = the GuardDuty admin)."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "GuardDuty Finding",
-        "source": "aws.guardduty",
-        "account": admin_account,
-        "time": now_iso(),
-        "region": detail["region"],
-        "resources": [],
-        "detail": detail,
-    }
-
-
-LambdaContext = FixedContext  # what the handler and Powertools read from the Lambda context
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:111111111111:orgcontain-findings"
 
@@ -114,21 +57,10 @@ def sqs_record(
 
 
 def config_data(org: EmulatedOrg, *, max_isolations: int = 20, ou_override: bool = True) -> dict[str, Any]:
-    """The responder's config for the emulated org: isolate, severity >= 7, one OU override (so
-    the OU path is looked up, as in most organizations), the SOC bastion as forensic access."""
-    data: dict[str, Any] = {
-        "organization_id": org.organization_id,
-        "hub": {"account_id": org.hub_account_id, "region": HUB_REGION},
-        "trusted_event_accounts": [org.guardduty_admin_id],
-        "regions": list(org.regions),
-        "spoke_role_prefix": "orgcontain-spoke",
-        "response": {
-            "mode": "isolate",
-            "min_severity": 7.0,
-            "quarantine_ingress": [{"cidr": "10.0.0.10/32", "ports": [22], "description": "SOC bastion"}],
-            "breaker": {"max_isolations": max_isolations, "window_minutes": 60},
-        },
-    }
+    """The responder's config for the emulated org (the tests' own): isolate, severity >= 7, the SOC
+    bastion as forensic access, and one OU override, so the OU path is looked up, as in most
+    organizations."""
+    data = base_config(org, breaker={"max_isolations": max_isolations, "window_minutes": 60})
     if ou_override:
         data["organizational_units"] = {org.ous["Sandbox"]: {"mode": "notify", "reason": "sandbox"}}
     return data

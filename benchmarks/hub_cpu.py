@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.emulated import envelope, make_finding
+from tests.hub.helpers import envelope, make_finding
 
 ADMIN, MEMBER, OU = "222222222222", "333333333333", "ou-abcd-11111111"
 
@@ -23,7 +23,7 @@ ADMIN, MEMBER, OU = "222222222222", "333333333333", "ou-abcd-11111111"
 def run(n: int = 2000, repeats: int = 3) -> dict[str, Any]:
     from hub.breaker import BreakerState, evaluate
     from hub.config import parse_config
-    from hub.ledger import CONTAINING, DecisionRecord, Incident, breaker_put, iso
+    from hub.ledger import DecisionRecord, Incident, breaker_put
     from hub.models import Decision
     from hub.notify import compose, result_event
     from hub.outcome import Outcome
@@ -66,21 +66,17 @@ def run(n: int = 2000, repeats: int = 3) -> dict[str, Any]:
         assert live.decision is Decision.ISOLATED
         now = time.time()
         verdict = evaluate(breaker, now=now, max_isolations=20, window_seconds=3600)
-        incident = Incident(
-            account_id=finding.account_id,
-            region=finding.region,
-            instance_id=pre.instance_id,
-            incident_id=f"{pre.instance_id}-{int(now * 1000)}",
-            status=CONTAINING,
-            first_finding_id=finding.id,
-            finding_ids=(finding.id,),
-            opened_at=iso(now),
-            updated_at=iso(now),
-            lease_owner="m",
-            lease_expires=now + 300,
-            attempts=1,
-            pre_state=pre,
+        incident = Incident.opened(
+            finding.account_id,
+            finding.region,
+            pre,
+            finding_id=finding.id,
+            owner="m",
+            now=now,
+            lease_seconds=300,
             reason=d.reason,
+            finding_type=finding.type,
+            severity=finding.severity,
         )
         item = incident.to_item()
         breaker_put("t", breaker, verdict.new_state)

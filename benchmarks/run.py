@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -78,55 +79,35 @@ def run(
     started = time.perf_counter()
     needs_server = figures & {1, 2, 3, 7, 8}
     server = MotoServer()
-    with server if needs_server else _nothing():
+    with server if needs_server else nullcontext():
         endpoint = server.endpoint
 
-        def step(name: str, body: Callable[[], Any], report: Callable[[Any], list[str]]) -> None:
+        # (figure, name in the results, what measures it, what reports it, fresh moto state first)
+        steps: list[tuple[int, str, Callable[[], Any], Callable[[Any], list[str]], bool]] = [
+            (1, "critical_path", lambda: critical_path.run(endpoint, **params("critical_path")),
+             critical_path.report, True),
+            (2, "api_cost", lambda: api_cost.scenarios(endpoint), api_cost.report_scenarios, True),
+            (3, "versus_seed", lambda: api_cost.versus_seed(endpoint, **params("api_cost")),
+             api_cost.report_seed, True),
+            (4, "cold_start", lambda: cold_start.run(**params("cold_start")), cold_start.report, False),
+            (5, "hub_cpu", lambda: hub_cpu.run(**params("hub_cpu")), hub_cpu.report, False),
+            (6, "simulate", lambda: simulate_bench.run(**params("simulate")), simulate_bench.report, False),
+            (7, "burst", lambda: burst.run(server, **params("burst")), burst.report, False),
+            (8, "coverage", lambda: coverage_scale.run(endpoint, **params("coverage")),
+             coverage_scale.report, False),
+        ]  # fmt: skip
+        for number, name, body, report, fresh in steps:
+            if number not in figures:
+                continue
+            if fresh:
+                reset(endpoint)
             t = time.perf_counter()
             figs[name] = body()
             figs[name]["bench_seconds"] = round(time.perf_counter() - t, 1)
             _print(report(figs[name]), out)
-
-        if 1 in figures:
-            reset(endpoint)
-            step(
-                "critical_path",
-                lambda: critical_path.run(endpoint, **params("critical_path")),
-                critical_path.report,
-            )
-        if 2 in figures:
-            reset(endpoint)
-            step("api_cost", lambda: api_cost.scenarios(endpoint), api_cost.report_scenarios)
-        if 3 in figures:
-            reset(endpoint)
-            step(
-                "versus_seed",
-                lambda: api_cost.versus_seed(endpoint, **params("api_cost")),
-                api_cost.report_seed,
-            )
-        if 4 in figures:
-            step("cold_start", lambda: cold_start.run(**params("cold_start")), cold_start.report)
-        if 5 in figures:
-            step("hub_cpu", lambda: hub_cpu.run(**params("hub_cpu")), hub_cpu.report)
-        if 6 in figures:
-            step("simulate", lambda: simulate_bench.run(**params("simulate")), simulate_bench.report)
-        if 7 in figures:
-            step("burst", lambda: burst.run(server, **params("burst")), burst.report)
-        if 8 in figures:
-            step(
-                "coverage", lambda: coverage_scale.run(endpoint, **params("coverage")), coverage_scale.report
-            )
     results["seconds"] = round(time.perf_counter() - started, 1)
     results.update(_headline(figs))
     return results
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: Any) -> None:
-        return None
 
 
 def _headline(figs: dict[str, Any]) -> dict[str, Any]:

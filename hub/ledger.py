@@ -179,6 +179,39 @@ class Incident:
         return item
 
     @classmethod
+    def opened(
+        cls,
+        account_id: str,
+        region: str,
+        pre_state: PreState,
+        *,
+        finding_id: str,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        **details: Any,
+    ) -> Incident:
+        """A new incident on ``pre_state``'s instance, locked by ``owner`` for ``lease_seconds``;
+        ``details`` are the other fields (``trigger``, ``reason``, ``caller``, ``severity``...)."""
+        instance_id = pre_state.instance_id
+        return cls(
+            account_id=account_id,
+            region=region,
+            instance_id=instance_id,
+            incident_id=f"{instance_id}-{int(now * 1000)}",
+            status=CONTAINING,
+            first_finding_id=finding_id,
+            finding_ids=(finding_id,),
+            opened_at=iso(now),
+            updated_at=iso(now),
+            lease_owner=owner,
+            lease_expires=now + lease_seconds,
+            attempts=1,
+            pre_state=pre_state,
+            **details,
+        )
+
+    @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Incident:
         pre = _get_s(item, "pre_state")
         steps = _get_s(item, "steps")
