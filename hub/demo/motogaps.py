@@ -97,6 +97,39 @@ def accept_string_event_patterns() -> None:
         rule._orgcontain_string_patterns = True
 
 
+# The REST services orgcontain, its demo, tests and benchmarks call: only REST routers compile
+# werkzeug URL rules (the Query and JSON ones route on a parameter or a header).
+REST_SERVICES = ("guardduty", "lambda", "s3")
+_routers_built = False
+
+
+def build_routers_up_front(services: tuple[str, ...] = REST_SERVICES) -> None:
+    """Build moto's request routers now, in the calling thread (idempotent).
+
+    moto builds a service's router on its first request, and for REST services werkzeug compiles
+    the URL rules with ``ast.parse``. CPython 3.11 keeps ``ast.parse``'s recursion counter per
+    interpreter, not per thread (python/cpython#106905, fixed in 3.12), so two threads making their
+    first call to such a service at once can fail with ``SystemError: AST constructor recursion
+    depth mismatch``. The hub and ``coverage`` call AWS from worker threads; seen once in the
+    suite, on the coverage command's concurrent GuardDuty listings.
+    """
+    global _routers_built
+    if _routers_built:
+        return
+    from moto.core.routing import get_service_router
+    from werkzeug.exceptions import NotFound
+
+    for name in services:
+        router: Any = get_service_router(name)
+        model = router._service_model
+        for protocol in model.metadata.get("protocols") or [model.protocol]:
+            try:
+                router._get_router(protocol)
+            except NotFound:  # a protocol moto does not route for this service
+                continue
+    _routers_built = True
+
+
 @contextmanager
 def serialised_dynamodb() -> Iterator[None]:
     """moto's DynamoDB, one request at a time, for the duration (see GAPS)."""

@@ -24,6 +24,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from hub.demo.motogaps import build_routers_up_front
+
 MANAGEMENT_ACCOUNT_ID = "123456789012"  # moto's default account: it creates the organization
 DEFAULT_REGIONS = ("us-east-1", "eu-west-1")
 ACCESS_ROLE = "OrganizationAccountAccessRole"
@@ -50,7 +52,8 @@ def fake_credentials() -> None:
 
 
 def patch_moto() -> None:
-    """Work around three moto 5.2 gaps (idempotent)."""
+    """Work around moto 5.2 gaps (idempotent): three of AWS fidelity, and routers built before
+    threads race to build them (``hub.demo.motogaps.build_routers_up_front``)."""
     from moto.events import models as events_models
     from moto.events.utils import EventTemplateParser
     from moto.organizations import models as org_models
@@ -79,6 +82,7 @@ def patch_moto() -> None:
         stacksets = "member.org.stacksets.cloudformation.amazonaws.com"
         if stacksets not in supported:
             org_models.FakeDelegatedAdministrator.SUPPORTED_SERVICES = [*supported, stacksets]
+        build_routers_up_front()
 
 
 @dataclass
